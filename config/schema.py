@@ -1,0 +1,553 @@
+"""Typed schema of one environment file (config/<env>.yaml).
+
+Every model forbids unknown keys and is frozen: constructs receive the section they need and
+cannot change it. Defaults are chosen so that a file with only `name`, `account_id`, `region`
+and `production: false` synthesizes. docs/configuration.md documents every field.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from modules.subnets import plan_subnets
+
+# Commercial AWS regions. A region missing here is a one-line config error, not a failed apply.
+AWS_REGIONS = (
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+)
+
+# EC2 instance families that carry NVIDIA GPUs and run the AL2023 NVIDIA AMI.
+GPU_INSTANCE_FAMILIES = (
+    "g4dn",
+    "g5",
+    "g6",
+    "g6e",
+    "g6f",
+    "gr6",
+    "gr6f",
+    "g7e",
+    "p3",
+    "p3dn",
+    "p4d",
+    "p4de",
+    "p5",
+    "p5e",
+    "p5en",
+    "p6-b200",
+    "p6-b300",
+    "p6e-gb200",
+)
+INSTANCE_SIZES = (
+    "medium",
+    "large",
+    "xlarge",
+    "2xlarge",
+    "3xlarge",
+    "4xlarge",
+    "6xlarge",
+    "8xlarge",
+    "12xlarge",
+    "16xlarge",
+    "24xlarge",
+    "32xlarge",
+    "48xlarge",
+    "metal",
+)
+# Values CloudWatch Logs accepts for retention_in_days.
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.(nano|micro|small|medium|large|[0-9]*xlarge|metal)$")
+_DURATION = re.compile(r"^([0-9]+(s|m|h))+$")
+_IAM_PRINCIPAL = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:(role|user|assumed-role)/[\w+=,.@/-]+$")
+_GITHUB_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:([a-z0-9-]+):[0-9]{12}:certificate/[0-9a-f-]{36}$")
+
+
+def _check_log_retention(days: int) -> int:
+    if days not in LOG_RETENTION_DAYS:
+        raise ValueError(f"must be one of CloudWatch's retention values {list(LOG_RETENTION_DAYS)}")
+    return days
+
+
+def _check_region(region: str) -> str:
+    if region not in AWS_REGIONS:
+        raise ValueError(f"unknown AWS region {region!r}; allowed: {', '.join(AWS_REGIONS)}")
+    return region
+
+
+def _check_duration(value: str) -> str:
+    if not _DURATION.match(value):
+        raise ValueError(f"{value!r} is not a duration like '30s', '10m' or '720h'")
+    return value
+
+
+def _check_instance_type(value: str) -> str:
+    if not _INSTANCE_TYPE.match(value):
+        raise ValueError(f"{value!r} is not an EC2 instance type like 't3a.xlarge'")
+    return value
+
+
+def _check_principal(value: str) -> str:
+    if not _IAM_PRINCIPAL.match(value):
+        raise ValueError(f"{value!r} is not an IAM role or user ARN")
+    return value
+
+
+def _check_private_cidr(value: str) -> str:
+    try:
+        net = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as err:
+        raise ValueError(f"{value!r} is not an IPv4 network in CIDR notation ({err})") from None
+    return str(net)
+
+
+def _check_cidr(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Network(value, strict=True))
+    except ValueError as err:
+        raise ValueError(f"{value!r} is not an IPv4 network in CIDR notation ({err})") from None
+
+
+def _no_overlaps(cidrs: list[str]) -> list[str]:
+    networks = [ipaddress.IPv4Network(cidr) for cidr in cidrs]
+    for index, network in enumerate(networks):
+        for earlier in networks[:index]:
+            if network.overlaps(earlier):
+                raise ValueError(f"{network} overlaps {earlier}; list each range once")
+    return cidrs
+
+
+LogRetention = Annotated[int, AfterValidator(_check_log_retention)]
+Region = Annotated[str, AfterValidator(_check_region)]
+Duration = Annotated[str, AfterValidator(_check_duration)]
+InstanceType = Annotated[str, AfterValidator(_check_instance_type)]
+Principal = Annotated[str, AfterValidator(_check_principal)]
+Cidr = Annotated[str, AfterValidator(_check_cidr)]
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,19}$")]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class NetworkConfig(Model):
+    cidr: Annotated[str, AfterValidator(_check_private_cidr)] = "10.0.0.0/16"
+    az_count: int = Field(3, ge=2, le=6)
+    # Explicit zone names; by default the first `az_count` available zones of the region.
+    availability_zones: list[str] | None = None
+    nat: Literal["single", "per_az"] = "single"
+    flow_logs_retention_days: LogRetention = 365
+
+    @field_validator("cidr")
+    @classmethod
+    def _rfc1918_and_size(cls, value: str) -> str:
+        net = ipaddress.IPv4Network(value)
+        if not net.is_private:
+            raise ValueError(f"{value} is not a private (RFC 1918) range")
+        if not 16 <= net.prefixlen <= 22:
+            raise ValueError(f"{value}: prefix must be between /16 and /22 (VPC limit /16; room for subnets)")
+        return value
+
+    @model_validator(mode="after")
+    def _zones_match_count(self) -> NetworkConfig:
+        try:
+            plan_subnets(self.cidr, self.az_count)
+        except ValueError as err:
+            raise ValueError(f"cidr: {err}") from None
+        if self.availability_zones is not None:
+            if len(self.availability_zones) != self.az_count:
+                raise ValueError(
+                    f"availability_zones lists {len(self.availability_zones)} zones but az_count is {self.az_count}"
+                )
+            if len(set(self.availability_zones)) != len(self.availability_zones):
+                raise ValueError("availability_zones has duplicates")
+        return self
+
+
+class BucketConfig(Model):
+    # SSE-KMS with a customer managed key (rotation on) instead of SSE-S3.
+    kms: bool = False
+    versioning: bool = False
+    # Expire current objects after N days (None: keep).
+    expire_days: int | None = Field(None, ge=1)
+    # Expire noncurrent versions after N days (versioned buckets).
+    noncurrent_expire_days: int = Field(30, ge=1)
+    # Let `terraform destroy` delete a non-empty bucket (never in production).
+    force_destroy: bool = False
+
+
+class StorageConfig(Model):
+    models: BucketConfig = BucketConfig(versioning=True)
+    inputs: BucketConfig = BucketConfig(expire_days=90)
+    outputs: BucketConfig = BucketConfig(expire_days=30)
+    # S3 server access logs for the three buckets go to a dedicated log bucket.
+    access_logs_expire_days: int = Field(365, ge=1)
+
+
+class ImageConfig(Model):
+    # ECR repository name for the ComfyUI image.
+    repository: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$", max_length=200)] = "comfyui"
+    # Tag deployed by the workload stack; `digest` (sha256:...) wins when set.
+    tag: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")] = "v0.3.64"
+    digest: Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
+    # How many images the ECR lifecycle policy keeps.
+    keep_images: int = Field(30, ge=1, le=1000)
+
+
+class SystemNodesConfig(Model):
+    instance_types: list[InstanceType] = Field(default_factory=lambda: ["t3a.xlarge"], min_length=1)
+    desired: int = Field(2, ge=1)
+    min: int = Field(2, ge=1)
+    max: int = Field(4, ge=1)
+    disk_gb: int = Field(50, ge=20, le=1000)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> SystemNodesConfig:
+        if not self.min <= self.desired <= self.max:
+            raise ValueError(f"need min <= desired <= max, got {self.min} <= {self.desired} <= {self.max}")
+        return self
+
+
+class AddonVersionsConfig(Model):
+    """EKS managed add-on versions (`aws eks describe-addon-versions --kubernetes-version X`)."""
+
+    vpc_cni: str = "v1.20.4-eksbuild.2"
+    coredns: str = "v1.12.4-eksbuild.1"
+    kube_proxy: str = "v1.34.1-eksbuild.2"
+    pod_identity_agent: str = "v1.3.9-eksbuild.3"
+
+    @field_validator("*")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not re.match(r"^v[0-9]+\.[0-9]+\.[0-9]+-eksbuild\.[0-9]+$", value):
+            raise ValueError(f"{value!r} is not an EKS add-on version like 'v1.20.4-eksbuild.2'")
+        return value
+
+
+class ClusterConfig(Model):
+    # Defaults to "<project>-<env>".
+    name: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z][a-zA-Z0-9-]{0,99}$")] | None = None
+    version: Annotated[str, StringConstraints(pattern=r"^1\.(2[89]|3[0-9])$")] = "1.34"
+    # IAM roles/users given cluster-admin through access entries.
+    admin_principals: list[Principal] = Field(default_factory=list)
+    # The API endpoint is private; these CIDRs (if any) may also reach it publicly.
+    public_endpoint_cidrs: list[Cidr] = Field(default_factory=list)
+    log_retention_days: LogRetention = 90
+    # Kubernetes Service range; must not overlap the VPC.
+    service_cidr: Annotated[str, AfterValidator(_check_private_cidr)] = "172.20.0.0/16"
+    system_nodes: SystemNodesConfig = SystemNodesConfig()
+    addons: AddonVersionsConfig = AddonVersionsConfig()
+
+    @field_validator("public_endpoint_cidrs")
+    @classmethod
+    def _no_world(cls, cidrs: list[str]) -> list[str]:
+        for cidr in cidrs:
+            if ipaddress.IPv4Network(cidr).prefixlen == 0:
+                raise ValueError("0.0.0.0/0 is not an allowlist; leave the list empty for a private-only endpoint")
+        return _no_overlaps(cidrs)
+
+
+class GpuConfig(Model):
+    instance_families: list[str] = Field(default_factory=lambda: ["g6e", "g6", "g5"], min_length=1)
+    instance_sizes: list[str] = Field(default_factory=lambda: ["xlarge", "2xlarge", "4xlarge"], min_length=1)
+    capacity_types: list[Literal["spot", "on-demand"]] = Field(
+        default_factory=lambda: ["spot", "on-demand"], min_length=1
+    )
+    # Karpenter NodePool limit on nvidia.com/gpu across all GPU nodes.
+    gpu_limit: int = Field(8, ge=1, le=1000)
+    # AL2023 NVIDIA AMI alias (`al2023@vYYYYMMDD`); production refuses `al2023@latest`.
+    ami_alias: Annotated[str, StringConstraints(pattern=r"^al2023@(latest|v[0-9]{8})$")] = "al2023@v20251108"
+    root_volume_gb: int = Field(100, ge=40, le=16000)
+    consolidate_after: Duration = "10m"
+    expire_after: Duration = "720h"
+    # Add a lower-weight on-demand NodePool used when spot capacity is short.
+    spot_fallback: bool = False
+    # Where the node keeps its local copy of the models bucket (instance store when present).
+    models_path: Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9_./-]+$")] = "/opt/comfyui/models"
+
+    @field_validator("instance_families")
+    @classmethod
+    def _gpu_families(cls, families: list[str]) -> list[str]:
+        for family in families:
+            if family not in GPU_INSTANCE_FAMILIES:
+                raise ValueError(
+                    f"{family!r} is not a GPU instance family; allowed: {', '.join(GPU_INSTANCE_FAMILIES)}"
+                )
+        if len(set(families)) != len(families):
+            raise ValueError("duplicate instance family")
+        return families
+
+    @field_validator("instance_sizes")
+    @classmethod
+    def _sizes(cls, sizes: list[str]) -> list[str]:
+        for size in sizes:
+            if size not in INSTANCE_SIZES:
+                raise ValueError(f"{size!r} is not an instance size; allowed: {', '.join(INSTANCE_SIZES)}")
+        return sizes
+
+    @field_validator("capacity_types")
+    @classmethod
+    def _unique_capacity(cls, types: list[str]) -> list[str]:
+        if len(set(types)) != len(types):
+            raise ValueError("duplicate capacity type")
+        return types
+
+
+class ModelSyncConfig(Model):
+    # Only keys under this prefix of the models bucket are synced ("" = whole bucket).
+    prefix: Annotated[str, StringConstraints(pattern=r"^([A-Za-z0-9_.-]+/)*$")] = ""
+    batch_size: int = Field(100, ge=1, le=10000)
+    batching_window_seconds: int = Field(20, ge=0, le=300)
+    max_concurrency: int = Field(2, ge=2, le=1000)
+    max_receive_count: int = Field(5, ge=1, le=1000)
+    log_retention_days: LogRetention = 90
+
+
+class ComfyUIConfig(Model):
+    namespace: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")] = "comfyui"
+    replicas: int = Field(1, ge=0, le=100)
+    port: int = Field(8188, ge=1024, le=65535)
+    gpus: int = Field(1, ge=1, le=8)
+    cpu_request: str = "3"
+    cpu_limit: str = "7"
+    memory_request: str = "14Gi"
+    memory_limit: str = "28Gi"
+    # How long a pod may take to finish the prompt it is running before it is killed.
+    termination_grace_seconds: int = Field(600, ge=30, le=7200)
+
+
+class EdgeConfig(Model):
+    # `none` is refused in production (no anonymous access to GPUs).
+    access_control: Literal["ip_allowlist", "cognito", "none"] = "none"
+    ip_allowlist: list[Cidr] = Field(default_factory=list)
+    # Custom domain; needs both certificates below.
+    domain_name: str | None = None
+    # ACM certificate in us-east-1 for CloudFront.
+    cloudfront_certificate_arn: str | None = None
+    # ACM certificate in the environment's region for the ALB's HTTPS listener.
+    alb_certificate_arn: str | None = None
+    price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = "PriceClass_100"
+    # Requests per 5 minutes per client IP before WAF blocks.
+    rate_limit: int = Field(2000, ge=10, le=2_000_000_000)
+    log_retention_days: int = Field(90, ge=1)
+
+    @field_validator("domain_name")
+    @classmethod
+    def _domain(cls, value: str | None) -> str | None:
+        if value is not None and not _DOMAIN.match(value):
+            raise ValueError(f"{value!r} is not a lower-case DNS name like 'comfy.example.com'")
+        return value
+
+    @field_validator("ip_allowlist")
+    @classmethod
+    def _allowlist(cls, cidrs: list[str]) -> list[str]:
+        for cidr in cidrs:
+            if ipaddress.IPv4Network(cidr).prefixlen == 0:
+                raise ValueError("0.0.0.0/0 admits everyone; use access_control 'none' (outside production) instead")
+        return _no_overlaps(cidrs)
+
+    @field_validator("cloudfront_certificate_arn", "alb_certificate_arn")
+    @classmethod
+    def _acm(cls, value: str | None) -> str | None:
+        if value is not None and not _ACM_ARN.match(value):
+            raise ValueError(f"{value!r} is not an ACM certificate ARN")
+        return value
+
+    @model_validator(mode="after")
+    def _access_control(self) -> EdgeConfig:
+        if self.cloudfront_certificate_arn and ":acm:us-east-1:" not in self.cloudfront_certificate_arn:
+            raise ValueError("cloudfront_certificate_arn must be in us-east-1 (CloudFront requirement)")
+        if (self.cloudfront_certificate_arn or self.alb_certificate_arn) and not self.domain_name:
+            raise ValueError("certificates need domain_name")
+        if self.access_control == "ip_allowlist" and not self.ip_allowlist:
+            raise ValueError("access_control 'ip_allowlist' needs at least one CIDR in ip_allowlist")
+        if self.access_control == "cognito" and not (
+            self.domain_name and self.cloudfront_certificate_arn and self.alb_certificate_arn
+        ):
+            raise ValueError(
+                "access_control 'cognito' needs domain_name, cloudfront_certificate_arn and alb_certificate_arn "
+                "(the ALB login runs on an HTTPS listener)"
+            )
+        return self
+
+
+class CiConfig(Model):
+    # "owner/name" of the GitHub repository whose workflows may plan/deploy this environment.
+    github_repository: str | None = None
+    # Branch allowed to assume the deploy role, and the GitHub environment it must run in.
+    deploy_branch: str = "main"
+    github_environment: str | None = None
+
+    @field_validator("github_repository")
+    @classmethod
+    def _repo(cls, value: str | None) -> str | None:
+        if value is not None and (not _GITHUB_REPO.match(value) or "*" in value):
+            raise ValueError(f"{value!r} is not a GitHub repository like 'studio/comfyui-infra'")
+        return value
+
+
+class StateConfig(Model):
+    # Defaults to "<project>-tfstate-<account>-<region>".
+    bucket: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] | None = None
+    region: Region | None = None
+
+
+class EnvironmentConfig(Model):
+    name: Name
+    project: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,19}$")] = "comfyui"
+    # Production environments get the strict rules (access control, pinned AMI and image).
+    # Safe by default: an environment is production unless its file says otherwise.
+    production: bool = True
+    account_id: Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
+    region: Region
+    state: StateConfig = StateConfig()
+    network: NetworkConfig = NetworkConfig()
+    storage: StorageConfig = StorageConfig()
+    image: ImageConfig = ImageConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    gpu: GpuConfig = GpuConfig()
+    model_sync: ModelSyncConfig = ModelSyncConfig()
+    comfyui: ComfyUIConfig = ComfyUIConfig()
+    edge: EdgeConfig = EdgeConfig()
+    ci: CiConfig = CiConfig()
+
+    @field_validator("account_id", mode="before")
+    @classmethod
+    def _account_is_string(cls, value: object) -> object:
+        # YAML reads 012345678901 as a number and drops the leading zero: insist on a quoted string.
+        if isinstance(value, int):
+            raise ValueError("must be a quoted 12-digit string, e.g. '123456789012'")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> EnvironmentConfig:
+        vpc = ipaddress.IPv4Network(self.network.cidr)
+        services = ipaddress.IPv4Network(self.cluster.service_cidr)
+        if vpc.overlaps(services):
+            raise ValueError(
+                f"cluster.service_cidr: {services} overlaps network.cidr {vpc}; pick a range outside the VPC"
+            )
+        for zone in self.network.availability_zones or ():
+            if not zone.startswith(self.region) or len(zone) != len(self.region) + 1:
+                raise ValueError(
+                    f"network.availability_zones: {zone!r} is not a zone of {self.region} (e.g. {self.region}a)"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _name_lengths(self) -> EnvironmentConfig:
+        longest = self.bucket_name("access-logs")
+        if len(longest) > 63:
+            raise ValueError(
+                f"project + name make bucket names too long ({longest!r} has {len(longest)} characters, S3 allows 63)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _production_rules(self) -> EnvironmentConfig:
+        if not self.production:
+            return self
+        if self.edge.access_control == "none":
+            raise ValueError(
+                "edge.access_control: 'none' is not allowed in production; use 'ip_allowlist' or 'cognito'"
+            )
+        if self.gpu.ami_alias.endswith("@latest"):
+            raise ValueError(
+                "gpu.ami_alias: '@latest' is not allowed in production; pin a version like 'al2023@v20251108'"
+            )
+        if self.image.digest is None and self.image.tag == "latest":
+            raise ValueError("image.tag: 'latest' is not allowed in production; pin a tag or set image.digest")
+        for name, bucket in (
+            ("models", self.storage.models),
+            ("inputs", self.storage.inputs),
+            ("outputs", self.storage.outputs),
+        ):
+            if bucket.force_destroy:
+                raise ValueError(f"storage.{name}.force_destroy: not allowed in production")
+        return self
+
+    # Derived names: one place, so no stack re-derives them differently.
+    @property
+    def cluster_name(self) -> str:
+        return self.cluster.name or f"{self.project}-{self.name}"
+
+    @property
+    def state_bucket(self) -> str:
+        return self.state.bucket or f"{self.project}-tfstate-{self.account_id}-{self.region}"
+
+    @property
+    def state_region(self) -> str:
+        return self.state.region or self.region
+
+    def bucket_name(self, purpose: str) -> str:
+        """Globally unique bucket name: project, environment, purpose, account and region."""
+        return f"{self.project}-{self.name}-{purpose}-{self.account_id}-{self.region}"

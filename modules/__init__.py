@@ -1,0 +1,1 @@
+"""Reusable constructs. Each owns one concern and takes a typed settings object."""
