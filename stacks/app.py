@@ -24,6 +24,11 @@ def build_environment(app: App, env: EnvironmentConfig) -> dict[str, TerraformSt
     for stack in (network, storage):
         stack.add_dependency(bootstrap)
     stacks: list[TerraformStack] = [bootstrap, network, storage]
+    # cluster + addons (issue 3)
+    # model-sync (issue 4)
+    # workload (issue 5)
+    # edge (issue 6)
+    # ci (issue 8)
     return {stack.stack_id: stack for stack in stacks}
 
 
