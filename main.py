@@ -39,6 +39,9 @@ def main() -> int:
         print(f"config error: {err}", file=sys.stderr)
         return 2
     # Imported after validation so that a config mistake is reported in well under a second.
+    from modules import provider_imports
+
+    provider_imports.install()
     from stacks.app import build_app
 
     try:

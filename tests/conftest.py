@@ -15,6 +15,10 @@ REFERENCE = PROJECT / "tests" / "reference"
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
+from modules import provider_imports  # noqa: E402
+
+provider_imports.install()
+
 
 @pytest.fixture(scope="session")
 def environments():
