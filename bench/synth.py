@@ -32,6 +32,9 @@ def write_environments(directory: Path, count: int) -> None:
         env = dict(base)
         env["name"] = f"bench{index}"
         env["network"] = {**base.get("network", {}), "cidr": f"10.{40 + index}.0.0/16"}
+        if "ci" in base:
+            # One GitHub OIDC provider per account: only the first environment creates it.
+            env["ci"] = {**base["ci"], "create_oidc_provider": index == 0}
         (directory / f"bench{index}.yaml").write_text(yaml.safe_dump(env))
 
 

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from modules.instance_types import al2023_ami_type
 from modules.subnets import plan_subnets
 
 # Commercial AWS regions. A region missing here is a one-line config error, not a failed apply.
@@ -276,6 +277,13 @@ class SystemNodesConfig(Model):
             raise ValueError(f"need min <= desired <= max, got {self.min} <= {self.desired} <= {self.max}")
         return self
 
+    @field_validator("instance_types")
+    @classmethod
+    def _one_architecture(cls, instance_types: list[str]) -> list[str]:
+        # One managed node group runs one AMI type: Graviton and x86 types cannot share it.
+        al2023_ami_type(instance_types)
+        return instance_types
+
 
 class AddonVersionsConfig(Model):
     """EKS managed add-on versions (`aws eks describe-addon-versions --kubernetes-version X`)."""
@@ -301,7 +309,8 @@ class ClusterConfig(Model):
     admin_principals: list[Principal] = Field(default_factory=list)
     # The API endpoint is private; these CIDRs (if any) may also reach it publicly.
     public_endpoint_cidrs: list[Cidr] = Field(default_factory=list)
-    log_retention_days: LogRetention = 90
+    # Control-plane (api, audit, authenticator) logs: a year of audit trail by default.
+    log_retention_days: LogRetention = 365
     # Kubernetes Service range; must not overlap the VPC.
     service_cidr: Annotated[str, AfterValidator(_check_private_cidr)] = "172.20.0.0/16"
     system_nodes: SystemNodesConfig = SystemNodesConfig()
@@ -327,6 +336,8 @@ class GpuConfig(Model):
     # AL2023 NVIDIA AMI alias (`al2023@vYYYYMMDD`); production refuses `al2023@latest`.
     ami_alias: Annotated[str, StringConstraints(pattern=r"^al2023@(latest|v[0-9]{8})$")] = "al2023@v20251108"
     root_volume_gb: int = Field(100, ge=40, le=16000)
+    # gp3 throughput of the root volume in MiB/s (the image is pulled and unpacked onto it).
+    root_volume_throughput: int = Field(250, ge=125, le=1000)
     consolidate_after: Duration = "10m"
     expire_after: Duration = "720h"
     # Add a lower-weight on-demand NodePool used when spot capacity is short.
@@ -361,15 +372,46 @@ class GpuConfig(Model):
             raise ValueError("duplicate capacity type")
         return types
 
+    @model_validator(mode="after")
+    def _fallback_needs_spot(self) -> GpuConfig:
+        # With spot_fallback the main pool is spot-only and a second pool adds on-demand.
+        if self.spot_fallback and "spot" not in self.capacity_types:
+            raise ValueError("spot_fallback: true needs 'spot' in capacity_types")
+        return self
+
 
 class ModelSyncConfig(Model):
     # Only keys under this prefix of the models bucket are synced ("" = whole bucket).
     prefix: Annotated[str, StringConstraints(pattern=r"^([A-Za-z0-9_.-]+/)*$")] = ""
-    batch_size: int = Field(100, ge=1, le=10000)
+    # Messages per Lambda invocation. Large, so a burst of uploads is one batch and one SSM command
+    # (1000 S3 event messages are about 1.5 MB of the 6 MB invocation payload).
+    batch_size: int = Field(1000, ge=1, le=10000)
     batching_window_seconds: int = Field(20, ge=0, le=300)
     max_concurrency: int = Field(2, ge=2, le=1000)
     max_receive_count: int = Field(5, ge=1, le=1000)
     log_retention_days: LogRetention = 90
+    # Lambda timeout; the queue's visibility timeout is 6x this plus the batching window (AWS guidance).
+    lambda_timeout_seconds: int = Field(60, ge=10, le=900)
+    # SSM executionTimeout of the node-side script (a full sync of a large bucket takes a while).
+    node_command_timeout_seconds: int = Field(7200, ge=60, le=172800)
+    # SNS topic ARNs notified when messages land in the dead-letter queue.
+    alarm_actions: list[
+        Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$")]
+    ] = Field(default_factory=list)
+
+    @field_validator("prefix")
+    @classmethod
+    def _no_dot_segments(cls, prefix: str) -> str:
+        if {".", ".."} & set(prefix.split("/")):
+            raise ValueError(f"{prefix!r}: '.' and '..' are not folder names")
+        return prefix
+
+    @model_validator(mode="after")
+    def _batching(self) -> ModelSyncConfig:
+        # SQS event source mappings reject a batch size above 10 without a batching window.
+        if self.batch_size > 10 and self.batching_window_seconds < 1:
+            raise ValueError(f"batch_size {self.batch_size} > 10 needs batching_window_seconds >= 1 (SQS rule)")
+        return self
 
 
 class ComfyUIConfig(Model):
@@ -383,6 +425,10 @@ class ComfyUIConfig(Model):
     memory_limit: str = "28Gi"
     # How long a pod may take to finish the prompt it is running before it is killed.
     termination_grace_seconds: int = Field(600, ge=30, le=7200)
+    # How long a new pod may wait for the node's boot model sync plus ComfyUI's start before restart.
+    startup_timeout_seconds: int = Field(1800, ge=120, le=7200)
+    # Local disk (emptyDir) for outputs until the uploader sidecar has copied them to S3.
+    output_staging_gb: int = Field(20, ge=1, le=1000)
 
 
 class EdgeConfig(Model):
@@ -398,7 +444,8 @@ class EdgeConfig(Model):
     price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = "PriceClass_100"
     # Requests per 5 minutes per client IP before WAF blocks.
     rate_limit: int = Field(2000, ge=10, le=2_000_000_000)
-    log_retention_days: int = Field(90, ge=1)
+    # WAF log group retention and expiry of the ALB/CloudFront access logs (a year: security audit trail).
+    log_retention_days: LogRetention = 365
 
     @field_validator("domain_name")
     @classmethod
@@ -428,6 +475,9 @@ class EdgeConfig(Model):
             raise ValueError("cloudfront_certificate_arn must be in us-east-1 (CloudFront requirement)")
         if (self.cloudfront_certificate_arn or self.alb_certificate_arn) and not self.domain_name:
             raise ValueError("certificates need domain_name")
+        if self.alb_certificate_arn and not self.cloudfront_certificate_arn:
+            # CloudFront checks the ALB's certificate against the viewer's Host (the custom domain).
+            raise ValueError("alb_certificate_arn needs cloudfront_certificate_arn (HTTPS to the ALB uses the domain)")
         if self.access_control == "ip_allowlist" and not self.ip_allowlist:
             raise ValueError("access_control 'ip_allowlist' needs at least one CIDR in ip_allowlist")
         if self.access_control == "cognito" and not (
@@ -446,12 +496,22 @@ class CiConfig(Model):
     # Branch allowed to assume the deploy role, and the GitHub environment it must run in.
     deploy_branch: str = "main"
     github_environment: str | None = None
+    # The account's GitHub OIDC provider (one per account): false reuses one created elsewhere.
+    create_oidc_provider: bool = True
 
     @field_validator("github_repository")
     @classmethod
     def _repo(cls, value: str | None) -> str | None:
         if value is not None and (not _GITHUB_REPO.match(value) or "*" in value):
             raise ValueError(f"{value!r} is not a GitHub repository like 'studio/comfyui-infra'")
+        return value
+
+    @field_validator("deploy_branch", "github_environment")
+    @classmethod
+    def _literal_name(cls, value: str | None) -> str | None:
+        # Both end up in an OIDC `sub` condition: a wildcard would widen who may deploy.
+        if value is not None and not re.match(r"^[A-Za-z0-9_.][A-Za-z0-9_./-]{0,254}$", value):
+            raise ValueError(f"{value!r} must be a plain branch/environment name (no wildcards, spaces or ':')")
         return value
 
 
@@ -539,6 +599,11 @@ class EnvironmentConfig(Model):
     @property
     def cluster_name(self) -> str:
         return self.cluster.name or f"{self.project}-{self.name}"
+
+    @property
+    def ecr_repository(self) -> str:
+        """Name of the ECR repository for the ComfyUI image (created by <env>-storage)."""
+        return f"{self.project}-{self.name}/{self.image.repository}"
 
     @property
     def state_bucket(self) -> str:

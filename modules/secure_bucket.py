@@ -189,7 +189,8 @@ class SecureBucket(Construct):
         statements = [deny_insecure_transport([self.bucket.arn, f"{self.bucket.arn}/*"])]
         if settings.policy_statements is not None:
             statements.extend(settings.policy_statements(self.bucket.arn))
-        S3BucketPolicy(
+        # Exposed so that a writer that checks access on creation (an ALB's access logs) can wait for it.
+        self.policy = S3BucketPolicy(
             self,
             "policy",
             bucket=bucket_id,

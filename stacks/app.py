@@ -11,7 +11,11 @@ from collections.abc import Iterable
 from cdktf import App, TerraformStack
 
 from config.schema import EnvironmentConfig
+from stacks.addons import AddonsStack
 from stacks.bootstrap import BootstrapStack
+from stacks.cluster import ClusterStack
+from stacks.edge import EdgeStack
+from stacks.model_sync import ModelSyncStack
 from stacks.network import NetworkStack
 from stacks.storage import StorageStack
 
@@ -24,11 +28,37 @@ def build_environment(app: App, env: EnvironmentConfig) -> dict[str, TerraformSt
     for stack in (network, storage):
         stack.add_dependency(bootstrap)
     stacks: list[TerraformStack] = [bootstrap, network, storage]
-    # cluster + addons (issue 3)
-    # model-sync (issue 4)
-    # workload (issue 5)
-    # edge (issue 6)
-    # ci (issue 8)
+    cluster = ClusterStack(app, env, network=network, storage=storage)
+    addons = AddonsStack(app, env, cluster=cluster, network=network)
+    cluster.add_dependency(network)
+    cluster.add_dependency(storage)
+    # The Helm provider needs the cluster to exist before this stack can even plan.
+    addons.add_dependency(cluster)
+    stacks += [cluster, addons]
+    # model-sync (issue 4): models bucket events -> SQS -> Lambda -> SSM on GPU nodes.
+    model_sync = ModelSyncStack(app, env, storage=storage)
+    model_sync.add_dependency(storage)
+    stacks.append(model_sync)
+    # workload (issue 5): Karpenter GPU NodePool/EC2NodeClass and ComfyUI. Its CRDs and controllers come
+    # from the addons' Helm releases, which must exist before this stack can plan.
+    from stacks.workload import WorkloadStack
+
+    workload = WorkloadStack(app, env, cluster=cluster, addons=addons, storage=storage, network=network)
+    workload.add_dependency(addons)
+    stacks.append(workload)
+    # edge (issue 6): CloudFront -> internal ALB -> ComfyUI Service. Needs the workload's Service and the
+    # addons' TargetGroupBinding CRD and controller at deploy time, so it goes last.
+    edge = EdgeStack(app, env, network=network)
+    edge.add_dependency(addons)
+    edge.add_dependency(workload)
+    stacks.append(edge)
+    if env.ci.github_repository:
+        # GitHub Actions OIDC roles (optional). Deployed by an administrator; no stack reads its state.
+        from stacks.ci import CiStack
+
+        ci = CiStack(app, env)
+        ci.add_dependency(bootstrap)
+        stacks.append(ci)
     return {stack.stack_id: stack for stack in stacks}
 
 

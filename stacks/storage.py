@@ -66,7 +66,7 @@ class StorageStack(EnvironmentStack):
             self,
             "image",
             EcrRepositorySettings(
-                name=f"{env.project}-{env.name}/{env.image.repository}",
+                name=env.ecr_repository,
                 keep_images=env.image.keep_images,
                 force_delete=not env.production,
             ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.tf import resources
 
-COMPONENTS_IN_ORDER = ["bootstrap", "network", "storage"]
+COMPONENTS_IN_ORDER = ["bootstrap", "network", "storage", "cluster", "addons", "workload"]
 
 
 def test_every_environment_has_every_stack(synth, environments):

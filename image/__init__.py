@@ -1,0 +1,1 @@
+"""The ComfyUI image (Dockerfile, pinned custom nodes) and comfyctl, the command line around it."""

@@ -1,0 +1,5 @@
+import sys
+
+from image.comfyctl.cli import main
+
+sys.exit(main())
