@@ -201,12 +201,23 @@ class Model(BaseModel):
 
 
 class NetworkConfig(Model):
-    cidr: Annotated[str, AfterValidator(_check_private_cidr)] = "10.0.0.0/16"
-    az_count: int = Field(3, ge=2, le=6)
-    # Explicit zone names; by default the first `az_count` available zones of the region.
-    availability_zones: list[str] | None = None
-    nat: Literal["single", "per_az"] = "single"
-    flow_logs_retention_days: LogRetention = 365
+    cidr: Annotated[str, AfterValidator(_check_private_cidr)] = Field(
+        "10.0.0.0/16",
+        description="VPC range (RFC 1918, /16 to /22). Private subnets take the first half, public subnets 8x smaller start the second half.",
+    )
+    az_count: int = Field(
+        3, ge=2, le=6, description="Availability zones the VPC spans (one private and one public subnet each)."
+    )
+    availability_zones: list[str] | None = Field(
+        None, description="Explicit zone names; by default the first `az_count` available zones of the region."
+    )
+    nat: Literal["single", "per_az"] = Field(
+        "single",
+        description="`single`: one NAT gateway for the VPC (cheaper); `per_az`: one per AZ, so an AZ outage does not cut egress.",
+    )
+    flow_logs_retention_days: LogRetention = Field(
+        365, description="Retention of the VPC flow logs log group (a CloudWatch retention value)."
+    )
 
     @field_validator("cidr")
     @classmethod
@@ -235,41 +246,59 @@ class NetworkConfig(Model):
 
 
 class BucketConfig(Model):
-    # SSE-KMS with a customer managed key (rotation on) instead of SSE-S3.
-    kms: bool = False
-    versioning: bool = False
-    # Expire current objects after N days (None: keep).
-    expire_days: int | None = Field(None, ge=1)
-    # Expire noncurrent versions after N days (versioned buckets).
-    noncurrent_expire_days: int = Field(30, ge=1)
-    # Let `terraform destroy` delete a non-empty bucket (never in production).
-    force_destroy: bool = False
+    kms: bool = Field(False, description="SSE-KMS with a customer managed key (rotation on) instead of SSE-S3.")
+    versioning: bool = Field(
+        False, description="Keep object versions (noncurrent versions expire after `noncurrent_expire_days`)."
+    )
+    expire_days: int | None = Field(None, ge=1, description="Expire current objects after N days (None: keep).")
+    noncurrent_expire_days: int = Field(
+        30, ge=1, description="Expire noncurrent versions after N days (versioned buckets)."
+    )
+    force_destroy: bool = Field(
+        False, description="Let `terraform destroy` delete a non-empty bucket (never in production)."
+    )
 
 
 class StorageConfig(Model):
-    models: BucketConfig = BucketConfig(versioning=True)
-    inputs: BucketConfig = BucketConfig(expire_days=90)
-    outputs: BucketConfig = BucketConfig(expire_days=30)
-    # S3 server access logs for the three buckets go to a dedicated log bucket.
-    access_logs_expire_days: int = Field(365, ge=1)
+    models: BucketConfig = Field(
+        BucketConfig(versioning=True),
+        description="Models bucket (what every GPU node copies to local disk). Versioned by default.",
+    )
+    inputs: BucketConfig = Field(
+        BucketConfig(expire_days=90), description="Inputs bucket (mounted into ComfyUI's input folder with Mountpoint)."
+    )
+    outputs: BucketConfig = Field(
+        BucketConfig(expire_days=30),
+        description="Outputs bucket (ComfyUI's results, copied from the pod's local disk).",
+    )
+    access_logs_expire_days: int = Field(
+        365, ge=1, description="S3 server access logs for the three buckets go to a dedicated log bucket."
+    )
 
 
 class ImageConfig(Model):
-    # ECR repository name for the ComfyUI image.
-    repository: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$", max_length=200)] = "comfyui"
-    # Tag deployed by the workload stack; `digest` (sha256:...) wins when set.
-    tag: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")] = "v0.3.64"
-    digest: Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
-    # How many images the ECR lifecycle policy keeps.
-    keep_images: int = Field(30, ge=1, le=1000)
+    repository: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$", max_length=200)] = Field(
+        "comfyui", description="ECR repository name for the ComfyUI image."
+    )
+    tag: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")] = Field(
+        "v0.3.64", description="Tag deployed by the workload stack; `digest` (sha256:...) wins when set."
+    )
+    digest: Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")] | None = Field(
+        None, description="Image digest (`sha256:...`) to deploy; wins over `tag` when set."
+    )
+    keep_images: int = Field(30, ge=1, le=1000, description="How many images the ECR lifecycle policy keeps.")
 
 
 class SystemNodesConfig(Model):
-    instance_types: list[InstanceType] = Field(default_factory=lambda: ["t3a.xlarge"], min_length=1)
-    desired: int = Field(2, ge=1)
-    min: int = Field(2, ge=1)
-    max: int = Field(4, ge=1)
-    disk_gb: int = Field(50, ge=20, le=1000)
+    instance_types: list[InstanceType] = Field(
+        default_factory=lambda: ["t3a.xlarge"],
+        min_length=1,
+        description="Instance types of the managed CPU node group that runs system pods (one architecture).",
+    )
+    desired: int = Field(2, ge=1, description="Desired node count.")
+    min: int = Field(2, ge=1, description="Minimum node count.")
+    max: int = Field(4, ge=1, description="Maximum node count.")
+    disk_gb: int = Field(50, ge=20, le=1000, description="Encrypted gp3 root volume size per node, GiB.")
 
     @model_validator(mode="after")
     def _sizes(self) -> SystemNodesConfig:
@@ -288,10 +317,12 @@ class SystemNodesConfig(Model):
 class AddonVersionsConfig(Model):
     """EKS managed add-on versions (`aws eks describe-addon-versions --kubernetes-version X`)."""
 
-    vpc_cni: str = "v1.20.4-eksbuild.2"
-    coredns: str = "v1.12.4-eksbuild.1"
-    kube_proxy: str = "v1.34.1-eksbuild.2"
-    pod_identity_agent: str = "v1.3.9-eksbuild.3"
+    vpc_cni: str = Field("v1.20.4-eksbuild.2", description="vpc-cni add-on version (network policy enforcement on).")
+    coredns: str = Field("v1.12.4-eksbuild.1", description="coredns add-on version.")
+    kube_proxy: str = Field(
+        "v1.34.1-eksbuild.2", description="kube-proxy add-on version (matches the cluster's minor version)."
+    )
+    pod_identity_agent: str = Field("v1.3.9-eksbuild.3", description="eks-pod-identity-agent add-on version.")
 
     @field_validator("*")
     @classmethod
@@ -302,19 +333,32 @@ class AddonVersionsConfig(Model):
 
 
 class ClusterConfig(Model):
-    # Defaults to "<project>-<env>".
-    name: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z][a-zA-Z0-9-]{0,99}$")] | None = None
-    version: Annotated[str, StringConstraints(pattern=r"^1\.(2[89]|3[0-9])$")] = "1.34"
-    # IAM roles/users given cluster-admin through access entries.
-    admin_principals: list[Principal] = Field(default_factory=list)
-    # The API endpoint is private; these CIDRs (if any) may also reach it publicly.
-    public_endpoint_cidrs: list[Cidr] = Field(default_factory=list)
-    # Control-plane (api, audit, authenticator) logs: a year of audit trail by default.
-    log_retention_days: LogRetention = 365
-    # Kubernetes Service range; must not overlap the VPC.
-    service_cidr: Annotated[str, AfterValidator(_check_private_cidr)] = "172.20.0.0/16"
-    system_nodes: SystemNodesConfig = SystemNodesConfig()
-    addons: AddonVersionsConfig = AddonVersionsConfig()
+    name: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z][a-zA-Z0-9-]{0,99}$")] | None = Field(
+        None, description='Defaults to "<project>-<env>".'
+    )
+    version: Annotated[str, StringConstraints(pattern=r"^1\.(2[89]|3[0-9])$")] = Field(
+        "1.34", description="EKS Kubernetes version (`1.x`). Upgrade one minor version at a time: docs/cluster.md."
+    )
+    admin_principals: list[Principal] = Field(
+        default_factory=list, description="IAM roles/users given cluster-admin through access entries."
+    )
+    public_endpoint_cidrs: list[Cidr] = Field(
+        default_factory=list,
+        description="The API endpoint is private; these CIDRs (if any) may also reach it publicly.",
+    )
+    log_retention_days: LogRetention = Field(
+        365, description="Control-plane (api, audit, authenticator) logs: a year of audit trail by default."
+    )
+    service_cidr: Annotated[str, AfterValidator(_check_private_cidr)] = Field(
+        "172.20.0.0/16", description="Kubernetes Service range; must not overlap the VPC."
+    )
+    system_nodes: SystemNodesConfig = Field(
+        SystemNodesConfig(), description="The managed CPU node group for system pods (Karpenter, controllers, CoreDNS)."
+    )
+    addons: AddonVersionsConfig = Field(
+        AddonVersionsConfig(),
+        description="EKS managed add-on versions (`aws eks describe-addon-versions --kubernetes-version X`).",
+    )
 
     @field_validator("public_endpoint_cidrs")
     @classmethod
@@ -326,24 +370,51 @@ class ClusterConfig(Model):
 
 
 class GpuConfig(Model):
-    instance_families: list[str] = Field(default_factory=lambda: ["g6e", "g6", "g5"], min_length=1)
-    instance_sizes: list[str] = Field(default_factory=lambda: ["xlarge", "2xlarge", "4xlarge"], min_length=1)
-    capacity_types: list[Literal["spot", "on-demand"]] = Field(
-        default_factory=lambda: ["spot", "on-demand"], min_length=1
+    instance_families: list[str] = Field(
+        default_factory=lambda: ["g6e", "g6", "g5"],
+        min_length=1,
+        description="GPU instance families Karpenter may launch (NVIDIA families only).",
     )
-    # Karpenter NodePool limit on nvidia.com/gpu across all GPU nodes.
-    gpu_limit: int = Field(8, ge=1, le=1000)
-    # AL2023 NVIDIA AMI alias (`al2023@vYYYYMMDD`); production refuses `al2023@latest`.
-    ami_alias: Annotated[str, StringConstraints(pattern=r"^al2023@(latest|v[0-9]{8})$")] = "al2023@v20251108"
-    root_volume_gb: int = Field(100, ge=40, le=16000)
-    # gp3 throughput of the root volume in MiB/s (the image is pulled and unpacked onto it).
-    root_volume_throughput: int = Field(250, ge=125, le=1000)
-    consolidate_after: Duration = "10m"
-    expire_after: Duration = "720h"
-    # Add a lower-weight on-demand NodePool used when spot capacity is short.
-    spot_fallback: bool = False
-    # Where the node keeps its local copy of the models bucket (instance store when present).
-    models_path: Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9_./-]+$")] = "/opt/comfyui/models"
+    instance_sizes: list[str] = Field(
+        default_factory=lambda: ["xlarge", "2xlarge", "4xlarge"],
+        min_length=1,
+        description="Instance sizes Karpenter may launch within those families.",
+    )
+    capacity_types: list[Literal["spot", "on-demand"]] = Field(
+        default_factory=lambda: ["spot", "on-demand"], min_length=1, description="`spot` and/or `on-demand`."
+    )
+    gpu_limit: int = Field(
+        8, ge=1, le=1000, description="Karpenter NodePool limit on nvidia.com/gpu across all GPU nodes."
+    )
+    ami_alias: Annotated[str, StringConstraints(pattern=r"^al2023@(latest|v[0-9]{8})$")] = Field(
+        "al2023@v20251108",
+        description="AL2023 NVIDIA AMI alias (`al2023@vYYYYMMDD`); production refuses `al2023@latest`.",
+    )
+    root_volume_gb: int = Field(
+        100,
+        ge=40,
+        le=16000,
+        description="Encrypted gp3 root volume of each GPU node, GiB (holds the image; models go to instance store).",
+    )
+    root_volume_throughput: int = Field(
+        250,
+        ge=125,
+        le=1000,
+        description="gp3 throughput of the root volume in MiB/s (the image is pulled and unpacked onto it).",
+    )
+    consolidate_after: Duration = Field(
+        "10m", description="How long a GPU node must be empty before Karpenter removes it."
+    )
+    expire_after: Duration = Field(
+        "720h", description="Maximum node lifetime before Karpenter replaces it (picks up new AMIs)."
+    )
+    spot_fallback: bool = Field(
+        False, description="Add a lower-weight on-demand NodePool used when spot capacity is short."
+    )
+    models_path: Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9_./-]+$")] = Field(
+        "/opt/comfyui/models",
+        description="Where the node keeps its local copy of the models bucket (instance store when present).",
+    )
 
     @field_validator("instance_families")
     @classmethod
@@ -381,23 +452,43 @@ class GpuConfig(Model):
 
 
 class ModelSyncConfig(Model):
-    # Only keys under this prefix of the models bucket are synced ("" = whole bucket).
-    prefix: Annotated[str, StringConstraints(pattern=r"^([A-Za-z0-9_.-]+/)*$")] = ""
-    # Messages per Lambda invocation. Large, so a burst of uploads is one batch and one SSM command
-    # (1000 S3 event messages are about 1.5 MB of the 6 MB invocation payload).
-    batch_size: int = Field(1000, ge=1, le=10000)
-    batching_window_seconds: int = Field(20, ge=0, le=300)
-    max_concurrency: int = Field(2, ge=2, le=1000)
-    max_receive_count: int = Field(5, ge=1, le=1000)
-    log_retention_days: LogRetention = 90
-    # Lambda timeout; the queue's visibility timeout is 6x this plus the batching window (AWS guidance).
-    lambda_timeout_seconds: int = Field(60, ge=10, le=900)
-    # SSM executionTimeout of the node-side script (a full sync of a large bucket takes a while).
-    node_command_timeout_seconds: int = Field(7200, ge=60, le=172800)
-    # SNS topic ARNs notified when messages land in the dead-letter queue.
+    prefix: Annotated[str, StringConstraints(pattern=r"^([A-Za-z0-9_.-]+/)*$")] = Field(
+        "", description='Only keys under this prefix of the models bucket are synced ("" = whole bucket).'
+    )
+    batch_size: int = Field(
+        1000,
+        ge=1,
+        le=10000,
+        description="Messages per Lambda invocation. Large, so a burst of uploads is one batch and one SSM command (1000 S3 event messages are about 1.5 MB of the 6 MB invocation payload).",
+    )
+    batching_window_seconds: int = Field(
+        20, ge=0, le=300, description="How long the event source mapping gathers messages before invoking the Lambda."
+    )
+    max_concurrency: int = Field(
+        2,
+        ge=2,
+        le=1000,
+        description="Maximum concurrent Lambda invocations from the queue (event source mapping; 2 is the AWS minimum).",
+    )
+    max_receive_count: int = Field(
+        5, ge=1, le=1000, description="Receives before a message moves to the dead-letter queue."
+    )
+    log_retention_days: LogRetention = Field(90, description="Retention of the Lambda's log group.")
+    lambda_timeout_seconds: int = Field(
+        60,
+        ge=10,
+        le=900,
+        description="Lambda timeout; the queue's visibility timeout is 6x this plus the batching window (AWS guidance).",
+    )
+    node_command_timeout_seconds: int = Field(
+        7200,
+        ge=60,
+        le=172800,
+        description="SSM executionTimeout of the node-side script (a full sync of a large bucket takes a while).",
+    )
     alarm_actions: list[
         Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$")]
-    ] = Field(default_factory=list)
+    ] = Field(default_factory=list, description="SNS topic ARNs notified when messages land in the dead-letter queue.")
 
     @field_validator("prefix")
     @classmethod
@@ -415,37 +506,60 @@ class ModelSyncConfig(Model):
 
 
 class ComfyUIConfig(Model):
-    namespace: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")] = "comfyui"
-    replicas: int = Field(1, ge=0, le=100)
-    port: int = Field(8188, ge=1024, le=65535)
-    gpus: int = Field(1, ge=1, le=8)
-    cpu_request: str = "3"
-    cpu_limit: str = "7"
-    memory_request: str = "14Gi"
-    memory_limit: str = "28Gi"
-    # How long a pod may take to finish the prompt it is running before it is killed.
-    termination_grace_seconds: int = Field(600, ge=30, le=7200)
-    # How long a new pod may wait for the node's boot model sync plus ComfyUI's start before restart.
-    startup_timeout_seconds: int = Field(1800, ge=120, le=7200)
-    # Local disk (emptyDir) for outputs until the uploader sidecar has copied them to S3.
-    output_staging_gb: int = Field(20, ge=1, le=1000)
+    namespace: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")] = Field(
+        "comfyui", description="Kubernetes namespace of the ComfyUI workload."
+    )
+    replicas: int = Field(1, ge=0, le=100, description="ComfyUI pods (each takes `gpus` GPUs on a GPU node).")
+    port: int = Field(
+        8188, ge=1024, le=65535, description="ComfyUI's HTTP/websocket port (container, Service and target group)."
+    )
+    gpus: int = Field(1, ge=1, le=8, description="GPUs per pod (`nvidia.com/gpu` request and limit).")
+    cpu_request: str = Field("3", description="CPU request per pod.")
+    cpu_limit: str = Field("7", description="CPU limit per pod.")
+    memory_request: str = Field("14Gi", description="Memory request per pod.")
+    memory_limit: str = Field("28Gi", description="Memory limit per pod.")
+    termination_grace_seconds: int = Field(
+        600,
+        ge=30,
+        le=7200,
+        description="How long a pod may take to finish the prompt it is running before it is killed.",
+    )
+    startup_timeout_seconds: int = Field(
+        1800,
+        ge=120,
+        le=7200,
+        description="How long a new pod may wait for the node's boot model sync plus ComfyUI's start before restart.",
+    )
+    output_staging_gb: int = Field(
+        20,
+        ge=1,
+        le=1000,
+        description="Local disk (emptyDir) for outputs until the uploader sidecar has copied them to S3.",
+    )
 
 
 class EdgeConfig(Model):
-    # `none` is refused in production (no anonymous access to GPUs).
-    access_control: Literal["ip_allowlist", "cognito", "none"] = "none"
-    ip_allowlist: list[Cidr] = Field(default_factory=list)
-    # Custom domain; needs both certificates below.
-    domain_name: str | None = None
-    # ACM certificate in us-east-1 for CloudFront.
-    cloudfront_certificate_arn: str | None = None
-    # ACM certificate in the environment's region for the ALB's HTTPS listener.
-    alb_certificate_arn: str | None = None
-    price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = "PriceClass_100"
-    # Requests per 5 minutes per client IP before WAF blocks.
-    rate_limit: int = Field(2000, ge=10, le=2_000_000_000)
-    # WAF log group retention and expiry of the ALB/CloudFront access logs (a year: security audit trail).
-    log_retention_days: LogRetention = 365
+    access_control: Literal["ip_allowlist", "cognito", "none"] = Field(
+        "none", description="`none` is refused in production (no anonymous access to GPUs)."
+    )
+    ip_allowlist: list[Cidr] = Field(
+        default_factory=list, description="Client CIDRs admitted by WAF when `access_control` is `ip_allowlist`."
+    )
+    domain_name: str | None = Field(None, description="Custom domain; needs both certificates below.")
+    cloudfront_certificate_arn: str | None = Field(None, description="ACM certificate in us-east-1 for CloudFront.")
+    alb_certificate_arn: str | None = Field(
+        None, description="ACM certificate in the environment's region for the ALB's HTTPS listener."
+    )
+    price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = Field(
+        "PriceClass_100", description="CloudFront price class."
+    )
+    rate_limit: int = Field(
+        2000, ge=10, le=2_000_000_000, description="Requests per 5 minutes per client IP before WAF blocks."
+    )
+    log_retention_days: LogRetention = Field(
+        365,
+        description="WAF log group retention and expiry of the ALB/CloudFront access logs (a year: security audit trail).",
+    )
 
     @field_validator("domain_name")
     @classmethod
@@ -491,13 +605,18 @@ class EdgeConfig(Model):
 
 
 class CiConfig(Model):
-    # "owner/name" of the GitHub repository whose workflows may plan/deploy this environment.
-    github_repository: str | None = None
-    # Branch allowed to assume the deploy role, and the GitHub environment it must run in.
-    deploy_branch: str = "main"
-    github_environment: str | None = None
-    # The account's GitHub OIDC provider (one per account): false reuses one created elsewhere.
-    create_oidc_provider: bool = True
+    github_repository: str | None = Field(
+        None, description='"owner/name" of the GitHub repository whose workflows may plan/deploy this environment.'
+    )
+    deploy_branch: str = Field(
+        "main", description="Branch allowed to assume the deploy role, and the GitHub environment it must run in."
+    )
+    github_environment: str | None = Field(
+        None, description="GitHub environment (with required reviewers) the deploy role is limited to."
+    )
+    create_oidc_provider: bool = Field(
+        True, description="The account's GitHub OIDC provider (one per account): false reuses one created elsewhere."
+    )
 
     @field_validator("github_repository")
     @classmethod
@@ -516,29 +635,37 @@ class CiConfig(Model):
 
 
 class StateConfig(Model):
-    # Defaults to "<project>-tfstate-<account>-<region>".
-    bucket: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] | None = None
-    region: Region | None = None
+    bucket: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] | None = Field(
+        None, description='Defaults to "<project>-tfstate-<account>-<region>".'
+    )
+    region: Region | None = Field(None, description="Region of the state bucket; defaults to the environment's region.")
 
 
 class EnvironmentConfig(Model):
-    name: Name
-    project: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,19}$")] = "comfyui"
-    # Production environments get the strict rules (access control, pinned AMI and image).
-    # Safe by default: an environment is production unless its file says otherwise.
-    production: bool = True
-    account_id: Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
-    region: Region
-    state: StateConfig = StateConfig()
-    network: NetworkConfig = NetworkConfig()
-    storage: StorageConfig = StorageConfig()
-    image: ImageConfig = ImageConfig()
-    cluster: ClusterConfig = ClusterConfig()
-    gpu: GpuConfig = GpuConfig()
-    model_sync: ModelSyncConfig = ModelSyncConfig()
-    comfyui: ComfyUIConfig = ComfyUIConfig()
-    edge: EdgeConfig = EdgeConfig()
-    ci: CiConfig = CiConfig()
+    name: Name = Field(
+        description="Environment name: stack ids are `<name>-<stack>` (lower case, up to 20 characters)."
+    )
+    project: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,19}$")] = Field(
+        "comfyui", description="Prefix of every resource name."
+    )
+    production: bool = Field(
+        True,
+        description="Production environments get the strict rules (access control, pinned AMI and image). Safe by default: an environment is production unless its file says otherwise.",
+    )
+    account_id: Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")] = Field(
+        description="AWS account (quoted 12 digits). Providers and backends refuse any other account."
+    )
+    region: Region = Field(description="AWS region of the environment.")
+    state: StateConfig = Field(StateConfig(), description="Remote state bucket (created by `<env>-bootstrap`).")
+    network: NetworkConfig = Field(NetworkConfig(), description="VPC.")
+    storage: StorageConfig = Field(StorageConfig(), description="S3 buckets.")
+    image: ImageConfig = Field(ImageConfig(), description="ComfyUI image in ECR.")
+    cluster: ClusterConfig = Field(ClusterConfig(), description="EKS cluster.")
+    gpu: GpuConfig = Field(GpuConfig(), description="Karpenter GPU nodes.")
+    model_sync: ModelSyncConfig = Field(ModelSyncConfig(), description="S3 → GPU node model distribution.")
+    comfyui: ComfyUIConfig = Field(ComfyUIConfig(), description="The ComfyUI Deployment.")
+    edge: EdgeConfig = Field(EdgeConfig(), description="CloudFront, WAF, ALB and access control.")
+    ci: CiConfig = Field(CiConfig(), description="GitHub Actions OIDC roles (`<env>-ci`, optional).")
 
     @field_validator("account_id", mode="before")
     @classmethod

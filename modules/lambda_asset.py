@@ -3,7 +3,8 @@
 Only source files are packaged: a clean copy without __pycache__/*.pyc (or other stray files) is staged,
 and the asset hash is a SHA-256 over the sorted relative paths and contents. So the asset path and the
 function's source_code_hash change exactly when the code does: not when a test run leaves bytecode
-behind, and not with file mtimes or the machine that synthesizes (zip bytes carry mtimes; the hash does not).
+behind, and not with file mtimes or the machine that synthesizes. Staged files get a fixed mtime, so the zip
+itself is byte-for-byte reproducible as well.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import atexit
 import base64
 import hashlib
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from constructs import Construct
 # What a Lambda source directory may contribute to the package.
 PACKAGED_SUFFIXES = (".py", ".json", ".txt")
 _EXCLUDED_PARTS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
+ZIP_EPOCH = 315532800
 
 
 def source_files(source_dir: Path) -> list[Path]:
@@ -71,6 +74,8 @@ def lambda_package(scope: Construct, id_: str, source_dir: Path) -> LambdaPackag
     for relative in files:
         (staging / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source_dir / relative, staging / relative)
+        # Fixed mtimes (the zip epoch, 1980-01-01) so the archive's bytes are reproducible too.
+        os.utime(staging / relative, (ZIP_EPOCH, ZIP_EPOCH))
     asset = TerraformAsset(
         scope,
         id_,

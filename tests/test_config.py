@@ -236,3 +236,23 @@ def test_main_unknown_environment_from_variable_and_context(tmp_path):
     result = run_main(tmp_path, CDKTF_CONTEXT_JSON='{"environments": "staging"}')
     assert result.returncode == 2
     assert "cdktf context 'environments': unknown environment 'staging'" in result.stderr
+
+
+def test_configuration_reference_is_current():
+    from config.reference import render
+    from config.schema import EnvironmentConfig
+
+    committed = (PROJECT / "docs" / "configuration.md").read_text()
+    assert committed == render(), "regenerate: pipenv run python -m config.reference > docs/configuration.md"
+    # Every field of every section is documented with a description.
+    from pydantic import BaseModel
+
+    sections = [("", EnvironmentConfig)]
+    while sections:
+        path, model = sections.pop()
+        for name, field in model.model_fields.items():
+            assert field.description, f"{path}{name}"
+            for arg in (field.annotation, *getattr(field.annotation, "__args__", ())):
+                if isinstance(arg, type) and issubclass(arg, BaseModel):
+                    sections.append((f"{path}{name}.", arg))
+    assert "| `az_count` | int | `3` | ≥ 2, ≤ 6 |" in committed

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from tests.tf import resources
 
-COMPONENTS_IN_ORDER = ["bootstrap", "network", "storage", "cluster", "addons", "workload"]
+COMPONENTS_IN_ORDER = ["bootstrap", "network", "storage", "cluster", "addons", "model-sync", "workload", "edge"]
+# Every stack's direct dependencies (cross-stack references plus explicit deploy-order edges).
+DEPENDENCIES = {
+    "bootstrap": set(),
+    "network": {"bootstrap"},
+    "storage": {"bootstrap"},
+    "cluster": {"network", "storage"},
+    "addons": {"cluster", "network"},
+    "model-sync": {"storage"},
+    "workload": {"addons", "cluster", "storage", "network"},
+    "edge": {"addons", "workload", "network"},
+    "ci": {"bootstrap"},
+}
 
 
 def test_every_environment_has_every_stack(synth, environments):
@@ -58,14 +70,22 @@ def test_aws_providers_are_pinned_to_the_account_and_tagged(synth, environments)
             assert provider["region"] in (env.region, "us-east-1"), stack_id
 
 
-def test_network_and_storage_wait_for_bootstrap(synth, environments):
-    # cdktf records stack dependencies in the manifest; deploy order follows it.
+def test_deploy_order(synth, environments):
+    # cdktf records stack dependencies in the manifest; `cdktf deploy` and the CI workflows follow it.
     import json
 
-    manifest = json.loads((synth.outdir / "manifest.json").read_text())
+    manifest = json.loads((synth.outdir / "manifest.json").read_text())["stacks"]
     for name in environments:
-        for component in ("network", "storage"):
-            assert f"{name}-bootstrap" in manifest["stacks"][f"{name}-{component}"]["dependencies"]
+        for component, upstream in DEPENDENCIES.items():
+            stack_id = f"{name}-{component}"
+            if stack_id not in manifest:
+                assert component == "ci", stack_id
+                continue
+            assert set(manifest[stack_id]["dependencies"]) == {f"{name}-{u}" for u in upstream}, stack_id
+        # The documented order is a valid topological order of that graph.
+        position = {component: index for index, component in enumerate(COMPONENTS_IN_ORDER)}
+        for component in COMPONENTS_IN_ORDER:
+            assert all(position[u] < position[component] for u in DEPENDENCIES[component]), component
 
 
 def test_no_forbidden_managed_policies_anywhere(synth):
