@@ -57,8 +57,9 @@ def load_skips(path: Path = SKIPS_FILE) -> list[Skip]:
     return skips
 
 
-def run_checkov(stacks_dir: Path) -> list[Finding]:
-    command = [
+def checkov_command(stacks_dir: Path, *options: str) -> list[str]:
+    """checkov over every synthesized stack, offline; `options` pick the output."""
+    return [
         sys.executable,
         "-m",
         "checkov.main",
@@ -66,12 +67,14 @@ def run_checkov(stacks_dir: Path) -> list[Finding]:
         str(stacks_dir),
         "--framework",
         "terraform_json",
-        "--output",
-        "json",
         "--quiet",
-        "--compact",
         "--skip-download",  # no network: do not fetch guidelines or policies from the platform
+        *options,
     ]
+
+
+def run_checkov(stacks_dir: Path) -> list[Finding]:
+    command = checkov_command(stacks_dir, "--output", "json", "--compact")
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode not in (0, 1):
         raise RuntimeError(f"checkov failed to run (exit {result.returncode}): {result.stderr[-2000:]}")

@@ -312,7 +312,7 @@ def test_local_mode_accepts_compatible_requirements(tmp_path):
     comfy = make_local_comfyui(
         tmp_path / "ComfyUI",
         {
-            "A": {"requirements.txt": "numpy==1.26.4\ntorch>=2.0\n--extra-index-url https://example.invalid\n"},
+            "A": {"requirements.txt": "numpy==1.26.4\ntorch>=2.0\n--find-links ./wheels\n"},
             "B": {"requirements.txt": "numpy>=1.26,<2\npywin32==306 ; sys_platform == 'win32'\n"},
             "C": {"requirements.txt": "pywin32==305 ; sys_platform == 'win32'\ngit+https://example.invalid/x.git\n"},
         },

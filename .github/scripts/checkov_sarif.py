@@ -18,7 +18,7 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT))
-from tests.checkov_gate import Finding, load_skips  # noqa: E402
+from tests.checkov_gate import Finding, checkov_command, load_skips  # noqa: E402
 
 _RESOURCE_NAME = re.compile(r'^\s*"([^"]+)"\s*:\s*\{')
 
@@ -57,22 +57,7 @@ def filter_sarif(sarif: dict, stacks_dir: Path) -> tuple[dict, int]:
 def main(argv: list[str]) -> int:
     stacks_dir, output = Path(argv[0]), Path(argv[1])
     with tempfile.TemporaryDirectory() as reports:
-        command = [
-            sys.executable,
-            "-m",
-            "checkov.main",
-            "--directory",
-            str(stacks_dir),
-            "--framework",
-            "terraform_json",
-            "--output",
-            "sarif",
-            "--output-file-path",
-            reports,
-            "--quiet",
-            "--soft-fail",
-            "--skip-download",
-        ]
+        command = checkov_command(stacks_dir, "--output", "sarif", "--output-file-path", reports, "--soft-fail")
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
         sarif = json.loads((Path(reports) / "results_sarif.sarif").read_text())
     sarif, dropped = filter_sarif(sarif, stacks_dir)

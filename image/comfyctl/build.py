@@ -179,8 +179,8 @@ def build(args) -> int:
             "IMAGE_REVISION": revision,
             "IMAGE_CREATED": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
-        if args.torch_index_url:
-            build_args["PYTORCH_INDEX_URL"] = args.torch_index_url
+        if args.torch_index:
+            build_args["TORCH_INDEX"] = args.torch_index
         plan = BuildPlan(
             env_name=env.name,
             production=env.production,
@@ -239,7 +239,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--system-package", action="append", default=[], metavar="NAME", help="extra Debian package (repeatable)"
     )
-    parser.add_argument("--torch-index-url", metavar="URL", help="package index for a different PyTorch CUDA build")
+    parser.add_argument("--torch-index", metavar="URL", help="package index for a different PyTorch CUDA build")
     parser.add_argument("--context-dir", metavar="DIR", help="render into DIR and keep it (default: a temp dir)")
     parser.add_argument("--dry-run", action="store_true", help="render and print the build command; run nothing")
     parser.set_defaults(handler=build)

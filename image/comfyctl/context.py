@@ -121,7 +121,7 @@ def read_requirements(path: Path, source: str) -> list[Pin]:
     for number, raw in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
         line = raw.split(" #", 1)[0].strip()
         if not line or line.startswith(("#", "-")):
-            continue  # comments and pip options (-r, --index-url, -e): pip handles them in the build
+            continue  # comments and pip options (-r, -i, -e): pip handles them in the build
         try:
             requirement = Requirement(line)
         except InvalidRequirement:
