@@ -18,18 +18,13 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
 from image.comfyctl.errors import CliError
 from image.comfyctl.nodes import NodeList
 from image.comfyctl.paths import DOCKERFILE, INSTALL_NODES, display
-
-try:
-    from packaging.requirements import InvalidRequirement, Requirement
-    from packaging.utils import canonicalize_name
-    from packaging.version import Version
-except ImportError:  # packaging is a dev dependency here; pip vendors the same library in every venv
-    from pip._vendor.packaging.requirements import InvalidRequirement, Requirement
-    from pip._vendor.packaging.utils import canonicalize_name
-    from pip._vendor.packaging.version import Version
 
 # Left out of a local ComfyUI folder. Models come from the models bucket (mounted at run time),
 # input/output are the Deployment's S3 volumes; ComfyUI-Manager installs nodes at run time, which an
