@@ -36,9 +36,8 @@ class WorkloadStack(EnvironmentStack):
         network: NetworkStack,
     ) -> None:
         super().__init__(scope, env)
-        # No value crosses from <env>-addons, but its Helm releases install the CRDs and controllers
-        # this stack's objects need at plan time.
-        self.add_dependency(addons)
+        # `addons` is taken for the deploy order only (stacks/app.py): no value crosses from it, but its
+        # Helm releases install the CRDs and controllers this stack's objects need at plan time.
         eks = eks_cluster(self, cluster.cluster_name)
         kubernetes_provider(self, eks, env.region)
         gpu, comfy = env.gpu, env.comfyui
