@@ -10,7 +10,6 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cdktf import TerraformResource
 from cdktf_cdktf_provider_aws.ec2_tag import Ec2Tag
 from cdktf_cdktf_provider_aws.eks_access_entry import EksAccessEntry
 from cdktf_cdktf_provider_aws.eks_access_policy_association import (
@@ -130,7 +129,6 @@ class EksCluster(Construct):
                 },
             ),
         )
-        role_resources = [child for child in self.role.node.children if isinstance(child, TerraformResource)]
 
         self.cluster = AwsEksCluster(
             self,
@@ -156,7 +154,7 @@ class EksCluster(Construct):
                 ip_family="ipv4", service_ipv4_cidr=settings.service_cidr
             ),
             deletion_protection=settings.deletion_protection,
-            depends_on=[self.log_group, *role_resources],
+            depends_on=[self.log_group, *self.role.resources],
         )
 
         for principal in settings.admin_principals:

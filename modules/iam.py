@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from cdktf import TerraformResource
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
@@ -112,6 +113,11 @@ class Role(Construct):
                 role=self.role.name,
                 policy_arn=f"arn:aws:iam::aws:policy/{managed}",
             )
+
+    @property
+    def resources(self) -> list[TerraformResource]:
+        """The role and its policy resources: depend on these to use the role only once it can act."""
+        return [child for child in self.node.children if isinstance(child, TerraformResource)]
 
     @property
     def arn(self) -> str:

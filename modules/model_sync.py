@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.lambda_event_source_mapping import (
     LambdaEventSourceMapping,
     LambdaEventSourceMappingScalingConfig,
@@ -145,7 +144,6 @@ class ModelSyncFunction(Construct):
             depends_on=[self.log_group],
         )
         # Lambda checks the role's SQS permissions when the mapping is created: wait for the policy.
-        policies = [child for child in self.role.node.children if isinstance(child, IamRolePolicy)]
         self.event_source = LambdaEventSourceMapping(
             self,
             "sqs-trigger",
@@ -156,5 +154,5 @@ class ModelSyncFunction(Construct):
             function_response_types=["ReportBatchItemFailures"],
             # Bounded concurrency without reserved concurrency (which would throttle messages into the DLQ).
             scaling_config=LambdaEventSourceMappingScalingConfig(maximum_concurrency=settings.max_concurrency),
-            depends_on=policies,
+            depends_on=self.role.resources,
         )

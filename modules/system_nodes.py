@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from cdktf import ITerraformDependable, TerraformResource, Token
+from cdktf import ITerraformDependable, Token
 from cdktf_cdktf_provider_aws.eks_node_group import (
     EksNodeGroup,
     EksNodeGroupLaunchTemplate,
@@ -105,7 +105,6 @@ class SystemNodeGroup(Construct):
                 for kind in ("instance", "volume", "network-interface")
             ],
         )
-        role_resources = [child for child in self.role.node.children if isinstance(child, TerraformResource)]
         self.node_group = EksNodeGroup(
             self,
             "node-group",
@@ -126,5 +125,5 @@ class SystemNodeGroup(Construct):
             launch_template=EksNodeGroupLaunchTemplate(
                 id=self.launch_template.id, version=Token.as_string(self.launch_template.latest_version)
             ),
-            depends_on=[*role_resources, *depends_on],
+            depends_on=[*self.role.resources, *depends_on],
         )
